@@ -47,7 +47,7 @@ timed() {  # timed NAME CMD...: runs CMD under what is left of the hard stop; it
     nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 10 >"$OUT/gpu_util.csv" 2>&1 &
     SMI=$!
   fi
-  echo "$(nproc) CPU cores"
+  echo "$(nproc --all) CPU cores"
   if [ -d .gpucarry ]; then
     timed unpack "$PY" benchmarks/gpu_carry.py --unpack .gpucarry --into "$SITE"
   else

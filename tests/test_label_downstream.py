@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from label_downstream import (  # noqa: E402
     StudyError,
+    _occkit,
     _stats,
     check_settings,
     checkpoint_every,
@@ -90,3 +91,13 @@ def test_a_run_trained_with_other_settings_is_refused(tmp_path):
     (bare / "train").mkdir()
     with pytest.raises(StudyError, match="without settings.json"):
         check_settings(bare, settings)
+
+
+def test_occkit_is_called_through_this_python_where_no_executable_sits_beside_it(tmp_path, monkeypatch):
+    python = tmp_path / "bin" / "python3"
+    python.parent.mkdir()
+    python.write_text("")
+    monkeypatch.setattr(sys, "executable", str(python))
+    assert _occkit() == [str(python), "-m", "occkit"]
+    (python.parent / "occkit").write_text("")
+    assert _occkit() == [str(python.parent / "occkit")]

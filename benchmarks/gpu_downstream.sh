@@ -13,6 +13,8 @@
 #   DS_PARALLEL (6: trainings at once), DS_LOADERS (2: data.workers of each training), DS_STEPS (3000),
 #   DS_EVAL_STEPS (300,1000,2000,3000), DS_CKPT_EVERY (100), DS_DEADLINE_S (the study's deadline, seconds from
 #   its start; default: what is left of DS_LIMIT_S then, less DS_SCORE_S, default 150, for the scoring),
+#   DS_SCHEDULE (steps: the cosine over DS_STEPS; time: over the time left to the deadline less DS_STARTUP_S, 60,
+#   optim.schedule=time with train.max_minutes, each run then ending where its rate has decayed),
 #   DS_ROOT (/tmp/ds: the world, labels and runs), PYTHON (python3), OCCKIT_SITE (/tmp/occkit_site).
 set -u
 OUT=${OUT:-out}
@@ -66,12 +68,17 @@ timed() {  # timed NAME CMD...: runs CMD under what is left of the hard stop; it
       >"$OUT/label.log" 2>&1 &&
     {
       DEADLINE=${DS_DEADLINE_S:-$(($(left) - ${DS_SCORE_S:-150}))}
-      echo "study: deadline ${DEADLINE} s, hard stop in $(left) s"
+      SCHED=()
+      if [ "${DS_SCHEDULE:-steps}" = time ]; then  # the cosine over the time left, not over DS_STEPS
+        SCHED=("optim.schedule=time" "train.max_minutes=$(awk "BEGIN{printf \"%.2f\", ($DEADLINE - ${DS_STARTUP_S:-60}) / 60}")")
+      fi
+      echo "study: deadline ${DEADLINE} s, hard stop in $(left) s ${SCHED[*]+${SCHED[*]}}"
       timed study "$PY" -u benchmarks/label_downstream.py --world "$ROOT/W" --labels "$ROOT/L" \
         --out "$ROOT/runs" --same-losses --seeds "${DS_SEEDS:-0,1,2}" --parallel "${DS_PARALLEL:-6}" \
         --steps "${DS_STEPS:-3000}" --eval-steps "${DS_EVAL_STEPS:-300,1000,2000,3000}" \
         --ckpt-every "${DS_CKPT_EVERY:-100}" --deadline-s "$DEADLINE" \
-        --set "train.device=${DS_DEVICE:-cuda}" "data.workers=${DS_LOADERS:-2}" "train.tensorboard=false"
+        --set "train.device=${DS_DEVICE:-cuda}" "data.workers=${DS_LOADERS:-2}" "train.tensorboard=false" \
+        ${SCHED[@]+"${SCHED[@]}"}
     }
   echo "gpu_downstream: exit code $? after $(($(date +%s) - START)) s"
   [ -n "${SMI:-}" ] && kill "$SMI"

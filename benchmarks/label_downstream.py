@@ -436,7 +436,7 @@ def train_and_score(run: Run, args: argparse.Namespace, plan: Plan) -> None:
             log = run.folder / "train.log" if plan.logs else None
             if not _run(cmd + resume, f"occkit train ({run.folder.name})", log, plan.clock):
                 return
-        if plan.clock.deadline_s is None:
+        if plan.clock.deadline_s is None and plan.steps in saved_steps(run.train_dir):  # else: at the common step
             score(run, plan.steps, args, plan)
     except StudyError as e:
         plan.failures.append(str(e))
@@ -459,13 +459,15 @@ def scored_step(plan: Plan) -> tuple[int, str | None]:
         return plan.steps, None
     step = common_step(saved)
     reached = ", ".join(f"{k} {max(v) if v else 0}" for k, v in saved.items())
+    why = f"not every run reached step {plan.steps}"
+    if plan.clock.deadline_s is not None:
+        why += f" by the deadline ({plan.clock.deadline_s:g} s"
+        why += f", runs stopped at {plan.clock.elapsed():.0f} s)" if plan.clock.stopped.is_set() else ")"
     if step is None:
-        raise StudyError(
-            f"the deadline ({plan.clock.deadline_s:g} s) came before any step that every run saved ({reached})"
-        )
+        raise StudyError(f"{why}, and no step was saved by every run (last saved: {reached})")
     return step, (
-        f"deadline {plan.clock.deadline_s:g} s: runs stopped at {plan.clock.elapsed():.0f} s; every run scored at step "
-        f"{step} of {plan.steps}, the last saved step all {len(plan.runs)} runs reached (last saved: {reached})"
+        f"{why}: every run scored at step {step}, the last saved step all {len(plan.runs)} runs reached "
+        f"(last saved: {reached})"
     )
 
 
@@ -525,7 +527,7 @@ def collect(plan: Plan, args: argparse.Namespace, scored: list[int], line: str |
         "by_step": by_stats,
         "convergence": conv,
         "scored_step": final,
-        "deadline": {"deadline_s": args.deadline_s, "stopped": line is not None, "line": line},
+        "deadline": {"deadline_s": args.deadline_s, "stopped": plan.clock.stopped.is_set(), "line": line},
     }
 
 

@@ -11,6 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from label_downstream import (  # noqa: E402
+    Clock,
+    Plan,
+    Run,
     StudyError,
     _occkit,
     _stats,
@@ -20,6 +23,7 @@ from label_downstream import (  # noqa: E402
     convergence,
     prunable,
     saved_steps,
+    scored_step,
     steps_table,
 )
 
@@ -101,3 +105,28 @@ def test_occkit_is_called_through_this_python_where_no_executable_sits_beside_it
     assert _occkit() == [str(python), "-m", "occkit"]
     (python.parent / "occkit").write_text("")
     assert _occkit() == [str(python.parent / "occkit")]
+
+
+def _saved(train_dir: Path, steps: list[int]) -> None:
+    for n in steps:
+        d = train_dir / "checkpoints" / f"step_{n:06d}"
+        d.mkdir(parents=True)
+        (d / "checksums.json").write_text("{}")
+
+
+def test_runs_cut_short_are_all_scored_at_the_last_step_they_share(tmp_path):
+    runs = [Run(a, 0, tmp_path / f"{a}-s0", tmp_path, [], {}) for a in ("truth", "labels")]
+    _saved(runs[0].train_dir, [100, 200, 300])
+    _saved(runs[1].train_dir, [100, 200, 250])
+    clock = Clock(deadline_s=60.0)
+    clock.stopped.set()
+    step, line = scored_step(Plan(runs, 1000, [300], clock, logs=False))
+    assert step == 200
+    assert "not every run reached step 1000 by the deadline (60 s, runs stopped at" in line
+    assert "truth-s0 300, labels-s0 250" in line
+    _saved(runs[0].train_dir, [1000])
+    _saved(runs[1].train_dir, [1000])
+    assert scored_step(Plan(runs, 1000, [300], clock, logs=False)) == (1000, None)
+    late = Run("truth", 1, tmp_path / "truth-s1", tmp_path, [], {})  # never started
+    with pytest.raises(StudyError, match="no step was saved by every run"):
+        scored_step(Plan([*runs, late], 1000, [], Clock(), logs=False))

@@ -2,8 +2,9 @@
 without cameras, written in each ``--to`` layout, are read by ``stats``, ``show`` (the occupancy panels alone,
 said in one line), ``view --html`` and ``eval --gt`` (the labels scored against themselves); the KITTI layouts
 carry the keyframes' scans, their poses and a ``frames.txt`` naming each frame's scan; ``--quality``'s rays
-are scored in every layout. One scene of a tiny world, the ``naive`` preset. Occ3D's layout (the default) is
-tests/labelgen/test_label_opens.py's."""
+are scored in every layout; labels of a recording with cameras carry, in every layout, each camera's 2D
+semantic map as its reader reads them (the labels rendered, :mod:`occkit.labelgen.semantic_maps`). One scene
+of a tiny world, the ``naive`` preset. Occ3D's layout (the default) is tests/labelgen/test_label_opens.py's."""
 
 from __future__ import annotations
 
@@ -105,6 +106,8 @@ def test_stats_show_view_and_eval_open_the_labels_of_a_camera_less_recording(lab
     assert rc == 0, err
     iou = [ln for ln in out.splitlines() if ln.startswith(("completion_iou", "geometry_iou"))]
     assert iou and iou[0].split()[-1] == "100.00", out
+    # no camera, no 2D semantic map: none written, none read (the extras asked for)
+    assert not list(lab.rglob("extras")) and fmt.open_split(lab, "all", load_extras=True)[0].semantics_2d is None
 
 
 def _keyframes(rig: Path) -> list[dict]:
@@ -166,3 +169,64 @@ def test_quality_scores_the_rays_in_every_layout(rig, labels, to, one_torch_thre
     r = score_output(recording, lab, done, ["scene-0000"], target)["rays"]
     assert r["keyframes"] == 2 and r["rays"] > 1000
     assert r["agree_percent"] > 50 and r["false_free_percent"] < 5, r  # naive: the sweep itself voxelised
+
+
+@pytest.fixture(scope="module")
+def with_cameras(rig, labels) -> dict[str, Path]:
+    """The world's own labels (its cameras and images: the rig's folder beside them) in every layout."""
+    out = {}
+    for to in LAYOUTS:
+        dst = labels[to].parent / f"{to}-cams"
+        extra = ["--class-map", labels[to].parent / f"{to}.yaml"]
+        rc, _, err = _run("label", "--data", rig.parent / "w", "--out", dst, "--to", to, "--preset", "naive", *extra)
+        assert rc == 0, err
+        out[to] = dst
+    return out
+
+
+@pytest.mark.parametrize("to", LAYOUTS)
+def test_labels_of_a_recording_with_cameras_carry_each_cameras_map_as_the_layouts_reader_reads_them(
+    rig, with_cameras, to, one_torch_thread
+):
+    """Each keyframe's ``semantics_2d`` (``load_extras``): the cameras the layout reads (the KITTI layouts: the
+    recording's first, as their image), at the image's size, in the layout's classes, and equal to the labels
+    as the reader gives them walked from each camera by another walk
+    (:func:`occkit.geometry.raycast.first_hit`, which starts outside the grid too: the KITTI grid begins at the
+    LiDAR, and the world's front camera sits behind it); the map files are among the keyframe's files that a
+    rerun checks."""
+    import torch
+
+    from occkit.data.recordings.registry import open_recording
+    from occkit.fileio import read_json
+    from occkit.formats import get_format
+    from occkit.geometry.raycast import first_hit
+    from occkit.labelgen.semantic_maps import camera_rays
+
+    fmt, lab = get_format(to), with_cameras[to]
+    kitti = to in ("semantickitti", "kitti360")
+    rec = open_recording(rig.parent / "w", None, {}).read_scene("scene-0000")
+    ds = fmt.open_split(lab, "all", load_extras=True)
+    state = read_json(lab / ".label" / "scenes" / "scene-0000.json")["infos"]
+    free = fmt.classes.free
+    for i, k in enumerate(rec.keyframes):
+        sweep = rec.sweeps[k]
+        s = ds[ds.index_of(f"scene-0000/{i:06d}" if kitti else sweep.token)]
+        cams = [next(iter(rec.cameras.values()))] if kitti else [rec.cameras[c] for c in s.cam_names]
+        assert s.semantics_2d is not None and s.depth is None and s.instance_2d is None
+        assert s.semantics_2d.shape == (len(cams), *s.images.shape[-2:]) == (len(cams), 48, 80)
+        assert 0 <= int(s.semantics_2d.min()) and int(s.semantics_2d.max()) < fmt.classes.num_classes
+        occ = s.occupancy.numpy()
+        occupied = torch.from_numpy((occ != free) & (occ != 255))
+        T_lidar = np.asarray(rec.lidars[sweep.sensor], np.float64)  # every one of these layouts: the LiDAR frame
+        for c, cam in enumerate(cams):
+            o, d = camera_rays(cam.K, np.linalg.inv(T_lidar) @ np.asarray(cam.T_ego_from_cam), cam.image_size)
+            hit = first_hit(occupied, o.expand(len(d), 3).contiguous(), d, fmt.grid)
+            want = np.full(len(d), free, np.int64)
+            idx = hit.index[hit.hit].numpy()
+            want[hit.hit.numpy()] = occ[idx[:, 0], idx[:, 1], idx[:, 2]]
+            assert hit.hit.any() and not hit.hit.all()
+            np.testing.assert_array_equal(s.semantics_2d[c].numpy(), want.reshape(cam.image_size), err_msg=cam.name)
+        files = state[sweep.token]["files"]
+        maps = [f for f in files if "/extras/" in f or f.startswith("extras/")]
+        assert len(maps) == len(cams) and all((lab / f).is_file() for f in maps)
+    assert fmt.open_split(lab, "all", load_extras=False)[0].semantics_2d is None

@@ -177,6 +177,24 @@ def test_hull_crossings_are_the_stretch_of_a_ray_inside_the_hull_before_its_retu
     assert len(hull_crossings(hull, o, pts[1:], 0.15, 0.2, 0.05)) == 0
 
 
+def test_the_rays_kept_near_a_hull_lose_no_crossing():
+    """``KeyframeRays.near`` keeps a superset of the rays ``hull_crossings`` walks: the crossings of the rays it
+    keeps are those of every ray, for a cube moved off the sweep's origin, rays all around and some grazing it."""
+    from occkit.labelgen.pipeline import KeyframeRays
+
+    rng = np.random.default_rng(0)
+    hull = object_hull(CUBE)
+    shift = np.array([6.0, 2.0, 0.5])
+    o = np.array([0.3, -0.2, 1.8])
+    pts = np.concatenate([rng.normal(shift, 2.0, (3000, 3)), rng.uniform(-20, 20, (3000, 3))])
+    rays = KeyframeRays.of(o, pts, 0.15, 0.2)
+    near = rays.near(shift, float(np.linalg.norm(hull.hi - hull.lo) / 2))
+    assert 0 < len(near) < len(pts)
+    every = hull_crossings(hull, o - shift, pts - shift, 0.15, 0.2, 0.05)
+    kept = hull_crossings(hull, o - shift, pts[near] - shift, 0.15, 0.2, 0.05)
+    assert len(every) > 100 and np.array_equal(kept, every)
+
+
 @pytest.mark.parametrize("voxels", ["carved", "crossed"])
 def test_the_carved_fill_leaves_free_what_the_keyframes_own_rays_saw_through(voxels):
     """A return of the keyframe's sweep on a wall behind the object, its ray through the object's box (a gap in

@@ -55,8 +55,9 @@ def test_a_wall_ahead_the_ground_below_nothing_above_and_unknown_voxels_are_seen
 
 
 def test_the_maps_are_the_first_hits_of_an_independent_walk():
-    """Every pixel against :func:`occkit.geometry.raycast.first_hit` (another walk) on random voxels, two
-    cameras of two sizes, the grid placed in the ego frame by ``T_ego_from_grid``."""
+    """Every pixel against :func:`occkit.geometry.raycast.first_hit` (another walk) on random voxels, three
+    cameras of two sizes, one behind the grid looking into it (it walks in through voxels seen through), the
+    grid placed in the ego frame by ``T_ego_from_grid``."""
     from occkit.geometry.raycast import first_hit
 
     rng = np.random.default_rng(0)
@@ -64,6 +65,7 @@ def test_the_maps_are_the_first_hits_of_an_independent_walk():
     T_ego_from_grid = np.eye(4)
     T_ego_from_grid[:3, 3] = [0.7, -0.3, 0.2]
     cams = {"A": _camera("A", 30.0, (10, 14)), "B": _camera("B", -120.0, (6, 20), at=(1.0, 2.0, 1.0))}
+    cams["BEHIND"] = _camera("BEHIND", 10.0, (10, 14), at=(-8.9, 0.4, 3.6))  # behind the grid's x and above its z
     maps = render_semantic_maps(sem, GRID, FREE, cams, T_ego_from_grid)
     for name, cam in cams.items():
         o, d = camera_rays(cam.K, np.linalg.inv(T_ego_from_grid) @ cam.T_ego_from_cam, cam.image_size)
@@ -75,11 +77,37 @@ def test_the_maps_are_the_first_hits_of_an_independent_walk():
         np.testing.assert_array_equal(maps[name], want.reshape(cam.image_size), err_msg=name)
 
 
-def test_a_camera_outside_the_grid_and_labels_of_another_shape_are_refused_by_name():
-    with pytest.raises(ValueError, match="camera FAR: its centre"):
+def test_a_camera_far_outside_the_grid_and_labels_of_another_shape_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"camera FAR: its centre .* lies 12.0 m outside the label grid"):
         render_semantic_maps(_scene(), GRID, FREE, {"FAR": _camera("FAR", at=(20.0, 0.0, 1.0))})
     with pytest.raises(ValueError, match="semantics: shape"):
         render_semantic_maps(_scene()[:-1], GRID, FREE, {"A": _camera("A")})
+
+
+def test_a_label_writer_whose_maps_name_a_camera_not_recorded_is_refused_naming_the_format(monkeypatch, tmp_path):
+    """A package's label writer (:attr:`occkit.formats.spec.LabelWriter.camera_maps`) that names a camera the
+    recording lacks, or gives fewer ids than its classes: one line naming the format, nothing written."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    import occkit.formats as formats
+    from occkit.formats.spec import CameraMaps, FormatPluginError, FrameLabels
+    from occkit.labelgen.semantic_maps import write_keyframe_maps
+
+    fmt = formats.get_format("occ3d")
+    target = SimpleNamespace(format="occ3d", to_output=(*range(FREE), FREE), grid=GRID)
+    frame = FrameLabels(token="t", scene="s", semantics=_scene())
+    for maps, words in (
+        (CameraMaps(lambda f, cams: {"NOPE": "extras/s/t/NOPE.npz"}), "name cameras the recording lacks: NOPE"),
+        (CameraMaps(lambda f, cams: {c: f"extras/{c}.npz" for c in cams}, ids=(0, 1)), "give 2 ids, fewer than"),
+    ):
+        writer = replace(fmt.writers.label_writer, camera_maps=maps)
+        monkeypatch.setattr(
+            formats, "get_format", lambda name: replace(fmt, writers=replace(fmt.writers, label_writer=writer))
+        )
+        with pytest.raises(FormatPluginError, match=f"format occ3d .*{words}"):
+            write_keyframe_maps(tmp_path, target, {"CAM_FRONT": _camera("CAM_FRONT")}, frame, None, "here")
+        assert not list(tmp_path.rglob("*.npz"))
 
 
 def _run(*argv: str) -> tuple[int, str]:

@@ -27,9 +27,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     "occkit": {},
     # Occ3D as published: aggregate the scene (static in the world, objects in their boxes), kNN
     # labels, ray-cast masks; no mesh, no ground fill, no trail erasing
-    "occ3d-published": {"ground_fill": 0, "erase_trails": False, "knn": 1, "relabel_k": 0},
+    "occ3d-published": {"ground_fill": 0, "erase_trails": False, "knn": 1, "relabel_k": 0, "object_fill": False},
     # one keyframe's own sweep, voxelised: no aggregation at all
-    "naive": {"keyframe_only": True, "ground_fill": 0, "erase_trails": False, "knn": 1, "relabel_k": 0},
+    "naive": {
+        "keyframe_only": True,
+        "ground_fill": 0,
+        "erase_trails": False,
+        "knn": 1,
+        "relabel_k": 0,
+        "object_fill": False,
+    },
 }
 
 

@@ -36,6 +36,9 @@ Synthetic additions (written by ``occkit synth --format semantickitti``; never r
 With ``load_extras`` the maps fill the Sample's ``depth``, ``semantics_2d`` and ``instance_2d``
 (``(1, H, W)``); ``semantics_2d`` is in Occ3D classes with 17 = sky (the prior layer's
 vocabulary, :data:`occkit.priors.base.PRIOR_CLASSES`), not in SemanticKITTI learning classes.
+``occkit label --to semantickitti`` writes ``extras/<NNNNNN>.npz`` with ``semantics`` alone: its labels
+rendered into image_2 (:mod:`occkit.labelgen.semantic_maps`), in the learning classes (0 = empty where a
+pixel's ray meets no voxel), read as ``semantics_2d`` alone.
 """
 
 from __future__ import annotations
@@ -419,11 +422,17 @@ class SemanticKITTIDataset(FrameList):
         return self.sequence_dir(s) / "extras" / f"{f}{suffix}"
 
     def read_camera_extras(self, token: str, hw: tuple[int, int] | None = None) -> dict[str, np.ndarray] | None:
-        """image_2's exact maps (synthetic extras): ``depth`` float32, ``semantics`` uint8 (Occ3D
-        classes, 17 = sky), ``instance`` int32, each ``(H, W)`` (``hw``, the image's, when given); ``None``
-        when absent. Wrong shapes or dtypes raise naming the file."""
+        """image_2's maps: the synthetic world's exact ones, ``depth`` float32, ``semantics`` uint8 (Occ3D
+        classes, 17 = sky), ``instance`` int32, or ``occkit label``'s, ``semantics`` alone (its labels rendered
+        into the camera, in this layout's learning classes); each ``(H, W)`` (``hw``, the image's, when given);
+        ``None`` when absent. Wrong shapes or dtypes raise naming the file."""
+        from occkit.data.occ3d import _npz_names
+
         path = self.extras_path(token)
-        return read_arrays(path, CAMERA_MAPS, dict(zip("HW", hw or ()))) if path.is_file() else None
+        if not path.is_file():
+            return None
+        table = CAMERA_MAPS if "depth" in _npz_names(path) else {"semantics": CAMERA_MAPS["semantics"]}
+        return read_arrays(path, table, dict(zip("HW", hw or ())))
 
     def read_instances(self, token: str) -> np.ndarray | None:
         """The frame's voxel instance ids (synthetic extras ``<NNNNNN>.instances.npz``):
@@ -496,7 +505,8 @@ class SemanticKITTIDataset(FrameList):
         if self.load_extras:
             maps = self.read_camera_extras(sample.token, tuple(images.shape[-2:]) if self.load_images else None)
             if maps is not None:  # the sizes of image_2's image when it is read
-                sample.depth = torch.from_numpy(maps["depth"])[None]  # (1, H, W)
-                sample.semantics_2d = torch.from_numpy(maps["semantics"].astype(np.int64))[None]
-                sample.instance_2d = torch.from_numpy(maps["instance"].astype(np.int64))[None]
+                sample.semantics_2d = torch.from_numpy(maps["semantics"].astype(np.int64))[None]  # (1, H, W)
+                if "depth" in maps:  # the world's maps (occkit label's have the semantics alone)
+                    sample.depth = torch.from_numpy(maps["depth"])[None]
+                    sample.instance_2d = torch.from_numpy(maps["instance"].astype(np.int64))[None]
         return sample

@@ -29,12 +29,13 @@ recording's JPEG) is written as a PNG, the name the layouts' readers read.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from occkit.formats.spec import FrameLabels, LabelWriter
+from occkit.formats.spec import CameraMaps, FrameLabels, LabelWriter
 
 FAMILY = "kitti"
 #: The raw id both learning maps ignore (``outlier``): what an ignored voxel is written as.
@@ -357,12 +358,32 @@ def finish_kitti360(out: Path, frames: list[FrameLabels], options: dict[str, Any
     return notes
 
 
-def _writer(read: Any, files: Any, write: Any, finish: Any) -> LabelWriter:
+def camera_map_files(sequences: str, frame: FrameLabels, cameras: tuple[str, ...]) -> dict[str, str]:
+    """Where the layouts' readers read a frame's 2D semantic map (:class:`~occkit.formats.spec.CameraMaps`):
+    ``<sequences>/<seq>/extras/<NNNNNN>.npz`` (the synthetic extras' file, :mod:`occkit.data.semantickitti`), of
+    the layout's one camera (the record's ``camera``: the recording's first), in the layout's learning classes;
+    none for a frame without a camera."""
+    cam = frame.record.get("camera")
+    if not cam or cam not in cameras:
+        return {}
+    return {cam: f"{sequences}/{frame.record['sequence']}/extras/{frame.record['frame']}.npz"}
+
+
+def _writer(read: Any, files: Any, write: Any, finish: Any, sequences: str) -> LabelWriter:
     """A writer of the KITTI family, whose layouts keep one mask: the ``.invalid`` voxels."""
     return LabelWriter(
-        family=FAMILY, read=read, files=files, write=write, finish=finish, masks=("invalid",), sensor_data=("lidar",)
+        family=FAMILY,
+        read=read,
+        files=files,
+        write=write,
+        finish=finish,
+        masks=("invalid",),
+        sensor_data=("lidar",),
+        camera_maps=CameraMaps(partial(camera_map_files, sequences)),
     )
 
 
-SEMANTICKITTI_WRITER = _writer(read_frame, semantickitti_files, write_semantickitti, finish_semantickitti)
-KITTI360_WRITER = _writer(read_kitti360_frame, kitti360_files, write_kitti360, finish_kitti360)
+SEMANTICKITTI_WRITER = _writer(
+    read_frame, semantickitti_files, write_semantickitti, finish_semantickitti, sequences="sequences"
+)
+KITTI360_WRITER = _writer(read_kitti360_frame, kitti360_files, write_kitti360, finish_kitti360, sequences="data_2d_raw")

@@ -22,7 +22,7 @@ import numpy as np
 
 from occkit.data.info_schema import FramePose
 from occkit.fileio import read_json
-from occkit.formats.spec import FrameLabels, LabelWriter, link_inside
+from occkit.formats.spec import CameraMaps, FrameLabels, LabelWriter, link_inside
 from occkit.schema import validate
 
 FAMILY = "nuscenes"
@@ -297,8 +297,29 @@ def _records_no_images(record: dict[str, Any]) -> bool:
     return isinstance(cams, dict) and all(isinstance(c, dict) and c.get("img_path") == "" for c in cams.values())
 
 
+def camera_map_files(frame: FrameLabels, cameras: tuple[str, ...]) -> dict[str, str]:
+    """Where the family's readers read a frame's 2D semantic maps (:class:`~occkit.formats.spec.CameraMaps`):
+    ``extras/<scene>/<token>/<CAM>.npz``, every camera (:mod:`occkit.data.occ3d`'s extras)."""
+    return {cam: f"extras/{frame.scene}/{frame.token}/{cam}.npz" for cam in cameras}
+
+
+def _nusc_occ_to_occ3d() -> tuple[int, ...]:
+    """SurroundOcc's and OpenOccupancy's class ids -> Occ3D's, the ids their readers read 2D maps in
+    (:data:`occkit.data.lidar_frame.OCC3D_TO_NUSC_OCC` maps them back): 1..16 the same classes, empty (0)
+    Occ3D's free (17, the synthetic maps' "nothing")."""
+    from occkit.data.lidar_frame import NUSC_OCC_EMPTY
+    from occkit.labels import OCC3D_FREE
+
+    return tuple(OCC3D_FREE if i == NUSC_OCC_EMPTY else i for i in range(256))
+
+
 def _writer(
-    files: Any, write: Any, label_key: str | None, masks: tuple[str, ...], sensor_data: tuple[str, ...] = ()
+    files: Any,
+    write: Any,
+    label_key: str | None,
+    masks: tuple[str, ...],
+    sensor_data: tuple[str, ...] = (),
+    map_ids: tuple[int, ...] | None = None,
 ) -> LabelWriter:
     return LabelWriter(
         family=FAMILY,
@@ -308,9 +329,10 @@ def _writer(
         finish=partial(finish, files=files, label_key=label_key),
         masks=masks,
         sensor_data=sensor_data,
+        camera_maps=CameraMaps(camera_map_files, map_ids),
     )
 
 
 OCC3D_WRITER = _writer(occ3d_files, write_occ3d, "gt_path", ("mask_lidar", "mask_camera"), ("lidar",))
-SURROUNDOCC_WRITER = _writer(surroundocc_files, write_surroundocc, None, ())
-OPENOCCUPANCY_WRITER = _writer(openoccupancy_files, write_openoccupancy, None, ())
+SURROUNDOCC_WRITER = _writer(surroundocc_files, write_surroundocc, None, (), map_ids=_nusc_occ_to_occ3d())
+OPENOCCUPANCY_WRITER = _writer(openoccupancy_files, write_openoccupancy, None, (), map_ids=_nusc_occ_to_occ3d())

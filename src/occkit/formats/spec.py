@@ -267,6 +267,27 @@ class FrameLabels:
 
 
 @dataclass(frozen=True)
+class CameraMaps:
+    """Where a layout's reader reads each camera's 2D semantic map of a frame (``Sample.semantics_2d``, with
+    ``load_extras``), and in which ids: what ``occkit label`` writes of its labels rendered into the cameras
+    (:mod:`occkit.labelgen.semantic_maps`), so that training on the labels gets the maps as on the synthetic
+    world (:attr:`LabelWriter.camera_maps`). Each file is an ``.npz`` of one array ``semantics``, ``(H, W)``
+    uint8 at the camera's image size.
+
+    Attributes:
+        files: ``(frame, cameras) -> {camera: relpath}``: the frame's map files, relative to the output, one a
+            camera of ``cameras`` (the recording's camera names, in order) that the layout's reader reads
+            (Occ3D's: every camera; the KITTI layouts': their one camera, ``frame.record["camera"]``).
+        ids: the id a file holds for each of the layout's class ids (indexed by id), where the reader maps the
+            file's ids into the layout's (SurroundOcc's and OpenOccupancy's readers read Occ3D's ids); None:
+            the layout's own ids.
+    """
+
+    files: Callable[[FrameLabels, tuple[str, ...]], dict[str, str]]
+    ids: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
 class LabelWriter:
     """How ``occkit convert`` writes a dataset's ground truth in a format's layout, one frame at a
     time (:mod:`occkit.convert` does the class table, the grid and the frame between; the
@@ -296,6 +317,9 @@ class LabelWriter:
             LiDAR sweep (:attr:`FrameLabels.scan`), which ``occkit label`` gives the frames of a layout that
             names it (Occ3D: a ``.pcd.bin`` at the index's ``lidar_sensor.filename``; the KITTI layouts: their
             ``velodyne`` scans); :attr:`files` then lists their files too.
+        camera_maps: where the layout's reader reads each camera's 2D semantic map (:class:`CameraMaps`), which
+            ``occkit label`` renders from its labels for a recording with cameras (:attr:`files` does not list
+            them); None: the layout reads none.
     """
 
     family: str
@@ -306,6 +330,7 @@ class LabelWriter:
     masks: tuple[str, ...] = ()
     fields: tuple[str, ...] = ()
     sensor_data: tuple[str, ...] = ()
+    camera_maps: CameraMaps | None = None
 
 
 class ConvertError(ValueError):

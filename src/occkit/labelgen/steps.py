@@ -480,9 +480,9 @@ def hull_voxels(
     # a voxel whose lattice lies wholly beyond a facet, or wholly inside every facet, is decided by its centre (the
     # planes' normals are unit, the frame change rigid; a micrometre of margin): only the others are sampled
     reach = float(np.linalg.norm(vs * (0.5 - 0.5 / samples))) + 1e-6
-    beyond = ((lo + (idx + 0.5) * vs) @ R.T + t) @ n.T + d
-    share_in = (beyond.max(1) <= -reach).astype(np.float64)
-    edge = np.flatnonzero((beyond.max(1) <= reach) & (share_in == 0))
+    beyond = (((lo + (idx + 0.5) * vs) @ R.T + t) @ n.T + d).max(1)  # the centre's distance past its farthest facet
+    share_in = (beyond <= -reach).astype(np.float64)
+    edge = np.flatnonzero((beyond <= reach) & (share_in == 0))
     off = (np.arange(samples) + 0.5) / samples
     sub = np.stack(np.meshgrid(off, off, off, indexing="ij"), -1).reshape(-1, 3)
     pts = (lo + (idx[edge, None, :] + sub[None]) * vs).reshape(-1, 3)
